@@ -1,0 +1,5 @@
+module github.com/lrap/lrap
+
+go 1.26
+
+toolchain go1.26.11
