@@ -1,0 +1,191 @@
+// Package config reads lrap's settings from the environment once, at start,
+// and refuses an invalid value with a message that names the variable, the
+// value and what is accepted.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Setting describes one environment variable. Settings is the single list the
+// README's configuration table is generated from, so the two cannot drift.
+type Setting struct {
+	Name     string
+	Default  string
+	Accepted string
+	Doc      string
+}
+
+// Settings lists every variable lrap reads, in documentation order.
+var Settings = []Setting{
+	{
+		Name:     "LRAP_LISTENER_PORT",
+		Default:  "9009",
+		Accepted: "an integer from 1 to 65535",
+		Doc:      "Port lrap serves the Runtime API on, on 127.0.0.1 only. The wrapper points the runtime at the same port.",
+	},
+	{
+		Name:     "LRAP_RUNTIME_API_ENDPOINT",
+		Default:  "the inherited AWS_LAMBDA_RUNTIME_API",
+		Accepted: "host:port, without a scheme",
+		Doc:      "Where lrap forwards to: the real Runtime API, or the next proxy when chaining.",
+	},
+	{
+		Name:     "LRAP_LOG_LEVEL",
+		Default:  "info",
+		Accepted: "debug, info, warn, error",
+		Doc:      "info logs lifecycle and errors; debug adds one line per forwarded request. Payloads are never logged.",
+	},
+	{
+		Name:     "LRAP_EXEC_WRAPPER",
+		Default:  "none",
+		Accepted: "the path of an executable",
+		Doc:      "Read by the wrapper script, not the binary: another AWS_LAMBDA_EXEC_WRAPPER to run after lrap's, for chaining.",
+	},
+}
+
+// Config is the validated configuration.
+type Config struct {
+	// RuntimeAPI is the inherited AWS_LAMBDA_RUNTIME_API: the Extensions API
+	// lrap registers with, and the default upstream.
+	RuntimeAPI string
+	// ListenAddr is 127.0.0.1:LRAP_LISTENER_PORT. Loopback only: the Runtime
+	// API carries payloads and credentials-bearing context.
+	ListenAddr string
+	// Upstream is where requests are forwarded.
+	Upstream string
+	LogLevel slog.Level
+}
+
+// Lookup is os.LookupEnv's shape, so tests can pass a map.
+type Lookup func(string) (string, bool)
+
+// Load reads and validates the configuration. It reports every invalid
+// setting, not only the first. RuntimeAPI is filled whenever it is valid, so
+// a caller can still reach the Extensions API to report the error.
+func Load(env Lookup) (Config, error) {
+	var (
+		cfg  Config
+		errs []error
+	)
+	api, _ := env("AWS_LAMBDA_RUNTIME_API")
+	if err := checkHostPort(api); err != nil {
+		errs = append(errs, invalid("AWS_LAMBDA_RUNTIME_API", api, "host:port set by Lambda, without a scheme", err))
+	} else {
+		cfg.RuntimeAPI = api
+	}
+
+	port := 9009
+	if v, ok := env("LRAP_LISTENER_PORT"); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			errs = append(errs, invalid("LRAP_LISTENER_PORT", v, settingAccepted("LRAP_LISTENER_PORT"), nil))
+		} else {
+			port = n
+		}
+	}
+	cfg.ListenAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+
+	cfg.Upstream = cfg.RuntimeAPI
+	if v, ok := env("LRAP_RUNTIME_API_ENDPOINT"); ok && v != "" {
+		switch err := checkHostPort(v); {
+		case err != nil:
+			errs = append(errs, invalid("LRAP_RUNTIME_API_ENDPOINT", v, settingAccepted("LRAP_RUNTIME_API_ENDPOINT"), err))
+		case pointsAtSelf(v, port):
+			errs = append(errs, invalid("LRAP_RUNTIME_API_ENDPOINT", v, settingAccepted("LRAP_RUNTIME_API_ENDPOINT"),
+				fmt.Errorf("it is lrap's own listener %s; requests would loop", cfg.ListenAddr)))
+		default:
+			cfg.Upstream = v
+		}
+	}
+
+	cfg.LogLevel = slog.LevelInfo
+	if v, ok := env("LRAP_LOG_LEVEL"); ok && v != "" {
+		switch strings.ToLower(v) {
+		case "debug":
+			cfg.LogLevel = slog.LevelDebug
+		case "info":
+			cfg.LogLevel = slog.LevelInfo
+		case "warn", "warning":
+			cfg.LogLevel = slog.LevelWarn
+		case "error":
+			cfg.LogLevel = slog.LevelError
+		default:
+			errs = append(errs, invalid("LRAP_LOG_LEVEL", v, settingAccepted("LRAP_LOG_LEVEL"), nil))
+		}
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid configuration")
+
+type invalidError struct {
+	name, value, accepted string
+	cause                 error
+}
+
+func (e *invalidError) Error() string {
+	msg := fmt.Sprintf("%s=%q is not valid", e.name, e.value)
+	if e.value == "" {
+		msg = e.name + " is not set"
+	}
+	if e.cause != nil {
+		msg += ": " + e.cause.Error()
+	}
+	return msg + " (accepted: " + e.accepted + ")"
+}
+
+func (e *invalidError) Unwrap() error { return ErrInvalid }
+
+func invalid(name, value, accepted string, cause error) error {
+	return &invalidError{name: name, value: value, accepted: accepted, cause: cause}
+}
+
+func settingAccepted(name string) string {
+	for _, s := range Settings {
+		if s.Name == name {
+			return s.Accepted
+		}
+	}
+	return ""
+}
+
+// checkHostPort accepts host:port the way AWS_LAMBDA_RUNTIME_API is written:
+// no scheme (aws-lambda-go breaks on one), no path.
+func checkHostPort(v string) error {
+	if v == "" {
+		return errors.New("empty")
+	}
+	if strings.Contains(v, "://") {
+		return errors.New("has a scheme")
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return errors.New("not host:port")
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@ ") {
+		return errors.New("bad host")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return errors.New("bad port")
+	}
+	return nil
+}
+
+func pointsAtSelf(hostport string, port int) bool {
+	host, p, _ := net.SplitHostPort(hostport)
+	if p != strconv.Itoa(port) {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+}
