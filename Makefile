@@ -31,11 +31,12 @@ build: bin/lrap
 bin/lrap: $(GO_SOURCES)
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $@ ./cmd/lrap
 
-# Both architectures Lambda offers.
+# Both architectures Lambda offers, into $(CROSS_DIR)/linux-<arch>/lrap.
+CROSS_DIR ?= bin
 cross: $(GO_SOURCES)
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(BUILD_FLAGS) -o bin/linux-amd64/lrap ./cmd/lrap
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILD_FLAGS) -o bin/linux-arm64/lrap ./cmd/lrap
-	@ls -l bin/linux-*/lrap
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(BUILD_FLAGS) -o $(CROSS_DIR)/linux-amd64/lrap ./cmd/lrap
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILD_FLAGS) -o $(CROSS_DIR)/linux-arm64/lrap ./cmd/lrap
+	@ls -l $(CROSS_DIR)/linux-*/lrap
 
 bin/function: $(wildcard test/e2e/function/*.go) test/e2e/function/go.mod
 	cd test/e2e/function && CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(CURDIR)/bin/function .
