@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/lrap/lrap/hook"
 	"github.com/lrap/lrap/internal/config"
 	"github.com/lrap/lrap/internal/extension"
 	"github.com/lrap/lrap/internal/proxy"
@@ -35,6 +36,9 @@ type Options struct {
 	// Logger receives lrap's logs. Nil means JSON lines on stderr at the
 	// level LRAP_LOG_LEVEL sets.
 	Logger *slog.Logger
+	// Hooks run on every invocation, in order (see package hook). None
+	// means every body streams straight through, untouched.
+	Hooks []hook.Hook
 }
 
 // registerTimeout bounds registration: the Extensions API answers it at once
@@ -98,7 +102,7 @@ func Run(ctx context.Context, opts Options) error {
 			fmt.Errorf("listen on %s: %w", cfg.ListenAddr, lnErr))
 	}
 
-	px, err := proxy.New(proxy.Config{Upstream: cfg.Upstream, Logger: log})
+	px, err := proxy.New(proxy.Config{Upstream: cfg.Upstream, Logger: log, Hooks: opts.Hooks, BufferLimit: cfg.BufferLimit})
 	if err != nil {
 		ln.Close()
 		return initFailed(ctx, log, client, runtimeapi.ExtensionConfigInvalid, err)
@@ -157,7 +161,8 @@ func Run(ctx context.Context, opts Options) error {
 
 // drain stops accepting connections, cancels long polls (the API answers
 // none after SHUTDOWN), lets in-flight forwards finish until shortly before
-// the deadline, then closes what is left.
+// the deadline, then closes what is left and flushes the hooks' OnEnd queue
+// in the time that remains.
 func drain(log *slog.Logger, srv *http.Server, px *proxy.Proxy, deadline time.Time) {
 	if deadline.IsZero() {
 		deadline = time.Now().Add(2 * time.Second)
@@ -168,6 +173,13 @@ func drain(log *slog.Logger, srv *http.Server, px *proxy.Proxy, deadline time.Ti
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("in-flight requests cut at the shutdown deadline", "error", err)
 		srv.Close()
+	}
+	if err := px.Shutdown(ctx); err != nil {
+		log.Warn("hook work cut at the shutdown deadline", "error", err)
+	}
+	if st := px.Stats(); st != nil {
+		log.Info("hook totals", "panics", st.Panics.Load(), "overruns", st.Overruns.Load(), "skips", st.Skips.Load(),
+			"rejections", st.Rejections.Load(), "body_unavailable", st.BodyUnavailable.Load(), "ends_dropped", st.EndsDropped.Load())
 	}
 }
 

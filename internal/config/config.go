@@ -42,6 +42,12 @@ var Settings = []Setting{
 		Doc:      "info logs lifecycle and errors; debug adds one line per forwarded request. Payloads are never logged.",
 	},
 	{
+		Name:     "LRAP_BUFFER_LIMIT",
+		Default:  "6291456",
+		Accepted: "a number of bytes from 1024 to 209715200, optionally with a KiB or MiB suffix",
+		Doc:      "Largest body buffered for hooks that need whole bodies; beyond it each hook's policy decides. Bodies stream when no hook needs them.",
+	},
+	{
 		Name:     "LRAP_EXEC_WRAPPER",
 		Default:  "none",
 		Accepted: "the path of an executable",
@@ -60,6 +66,8 @@ type Config struct {
 	// Upstream is where requests are forwarded.
 	Upstream string
 	LogLevel slog.Level
+	// BufferLimit bounds bodies buffered for hooks.
+	BufferLimit int64
 }
 
 // Lookup is os.LookupEnv's shape, so tests can pass a map.
@@ -119,7 +127,32 @@ func Load(env Lookup) (Config, error) {
 			errs = append(errs, invalid("LRAP_LOG_LEVEL", v, settingAccepted("LRAP_LOG_LEVEL"), nil))
 		}
 	}
+	cfg.BufferLimit = 6 << 20
+	if v, ok := env("LRAP_BUFFER_LIMIT"); ok && v != "" {
+		n, err := parseBytes(v)
+		if err != nil || n < 1024 || n > 200<<20 {
+			errs = append(errs, invalid("LRAP_BUFFER_LIMIT", v, settingAccepted("LRAP_BUFFER_LIMIT"), nil))
+		} else {
+			cfg.BufferLimit = n
+		}
+	}
 	return cfg, errors.Join(errs...)
+}
+
+// parseBytes reads "1048576", "1024KiB" or "6MiB".
+func parseBytes(v string) (int64, error) {
+	unit := int64(1)
+	switch {
+	case strings.HasSuffix(v, "MiB"):
+		unit, v = 1<<20, strings.TrimSuffix(v, "MiB")
+	case strings.HasSuffix(v, "KiB"):
+		unit, v = 1<<10, strings.TrimSuffix(v, "KiB")
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/unit {
+		return 0, errors.New("not a byte count")
+	}
+	return n * unit, nil
 }
 
 // ErrInvalid is wrapped by every validation error.

@@ -80,6 +80,13 @@ func (u *upstream) addr() string { return strings.TrimPrefix(u.URL, "http://") }
 // does, and returns its host:port.
 func startLrap(t *testing.T, upstreamAddr string, cfg ...func(*proxy.Config)) string {
 	t.Helper()
+	addr, _ := startLrapProxy(t, upstreamAddr, cfg...)
+	return addr
+}
+
+// startLrapProxy is startLrap that also returns the Proxy it serves.
+func startLrapProxy(t *testing.T, upstreamAddr string, cfg ...func(*proxy.Config)) (string, *proxy.Proxy) {
+	t.Helper()
 	c := proxy.Config{Upstream: upstreamAddr, Logger: testLogger(t)}
 	for _, f := range cfg {
 		f(&c)
@@ -98,7 +105,7 @@ func startLrap(t *testing.T, upstreamAddr string, cfg ...func(*proxy.Config)) st
 		px.Close()
 		srv.Close()
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), px
 }
 
 func testLogger(t *testing.T) *slog.Logger {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/lrap/lrap/runtimeapi"
 )
@@ -27,6 +28,8 @@ type poll struct {
 	done chan struct{}
 	resp *http.Response
 	err  error
+	// event is the invocation behind a /next answer, when hooks track them.
+	event *tracked
 }
 
 // pollQueue holds orphaned polls per key, oldest first.
@@ -140,11 +143,29 @@ func (p *Proxy) serveLongPoll(w http.ResponseWriter, r *http.Request, key string
 		p.unavailable(w, out, pl.err)
 		return http.StatusBadGateway, 0, nil
 	}
+	delivered := time.Now()
 	n, err := p.relayResponse(w, pl.resp)
+	if pl.event != nil {
+		p.chain.tracker.markDelivered(pl.event, delivered, n, eventDigest(pl.resp.Body))
+	}
 	return pl.resp.StatusCode, n, err
 }
 
+// runPoll polls upstream until it has an answer for the runtime. An event
+// a hook rejects was failed upstream and never reaches the runtime: the
+// poll goes on in its place.
 func (p *Proxy) runPoll(pl *poll, out *http.Request) {
-	pl.resp, pl.err = p.roundTrip(out, nil)
-	close(pl.done)
+	defer close(pl.done)
+	hooked := p.chain != nil && out.URL.Opaque == runtimeapi.PathNext
+	for {
+		pl.resp, pl.err = p.roundTrip(out, nil)
+		if !hooked || pl.err != nil || pl.resp.StatusCode != http.StatusOK {
+			return
+		}
+		t, rejected := p.processEvent(p.life, pl.resp)
+		if !rejected {
+			pl.event = t
+			return
+		}
+	}
 }

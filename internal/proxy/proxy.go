@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lrap/lrap/hook"
 	"github.com/lrap/lrap/runtimeapi"
 )
 
@@ -47,6 +48,12 @@ type Config struct {
 	// Transport replaces the upstream transport (tests, benchmarks). Nil
 	// means one built by NewTransport.
 	Transport http.RoundTripper
+	// Hooks run on the data path, in order. None means every body streams
+	// straight through.
+	Hooks []hook.Hook
+	// BufferLimit bounds a body buffered for hooks that need whole bodies.
+	// Zero means DefaultBufferLimit (6 MiB).
+	BufferLimit int64
 }
 
 // Proxy is an http.Handler that forwards the Runtime API. Create it with New.
@@ -58,6 +65,7 @@ type Proxy struct {
 	dialAttempts int
 	dialBackoff  time.Duration
 	polls        *pollQueue
+	chain        *chain // nil without hooks
 	// life bounds upstream long polls, which outlive the runtime request
 	// that started them; Close cancels it.
 	life   context.Context
@@ -91,6 +99,7 @@ func New(cfg Config) (*Proxy, error) {
 	if p.dialBackoff <= 0 {
 		p.dialBackoff = 10 * time.Millisecond
 	}
+	p.chain = newChain(cfg.Hooks, cfg.BufferLimit, log)
 	p.life, p.cancel = context.WithCancel(context.Background())
 	return p, nil
 }
@@ -147,6 +156,43 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
+// serveHooked forwards a request when hooks are configured: results and init
+// errors pass through their hooks, everything else is forwarded as is.
+func (p *Proxy) serveHooked(w http.ResponseWriter, r, out *http.Request, body *requestBody) (int, int64, error) {
+	if id, point, ok := resultTarget(r); ok {
+		return p.forwardResult(w, r, out, body, id, point)
+	}
+	if len(p.chain.onInitError) > 0 && r.Method == http.MethodPost && pathOf(r.RequestURI) == runtimeapi.PathInitError {
+		p.runInitErrorHooks(r, out, body)
+	}
+	return p.forward(w, out, body)
+}
+
+// Stats returns the hook counters; nil without hooks.
+func (p *Proxy) Stats() *Stats {
+	if p.chain == nil {
+		return nil
+	}
+	return &p.chain.stats
+}
+
+// Shutdown ends the invocations still in flight as timeouts and runs the
+// OnEnd hooks still queued, until ctx ends. Call it after the server has
+// drained.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.Close()
+	if p.chain == nil {
+		return nil
+	}
+	for _, t := range p.chain.tracker.drain() {
+		p.endInvocation(t, hook.Timeout, "", "", 0, nil)
+	}
+	if p.chain.ends == nil {
+		return nil
+	}
+	return p.chain.ends.flush(ctx)
+}
+
 // Close cancels every upstream long poll. In-flight forwards are not
 // interrupted; the server's Shutdown waits for those.
 func (p *Proxy) Close() {
@@ -168,9 +214,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n      int64
 		err    error
 	)
-	if key, ok := longPollKey(r); ok {
+	switch key, isPoll := longPollKey(r); {
+	case isPoll:
 		status, n, err = p.serveLongPoll(w, r, key, out)
-	} else {
+	case p.chain != nil:
+		status, n, err = p.serveHooked(w, r, out.WithContext(r.Context()), body)
+	default:
 		status, n, err = p.forward(w, out.WithContext(r.Context()), body)
 	}
 	if p.debug {
@@ -178,7 +227,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if body != nil {
 			in = body.read.Load()
 		}
-		p.log.Debug("forwarded", "method", r.Method, "path", pathOf(r.RequestURI), "status", status,
+		msg := "forwarded"
+		if status == 0 {
+			msg = "runtime left before the answer"
+		}
+		p.log.Debug(msg, "method", r.Method, "path", pathOf(r.RequestURI), "status", status,
 			"bytes_in", in, "bytes_out", n, "duration_us", time.Since(start).Microseconds())
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"hash"
 	"io"
 	"net/http"
 	"sync"
@@ -32,11 +33,15 @@ type requestBody struct {
 	in       *http.Request
 	trailers http.Header // upstream trailers when not shared with in.Trailer
 	read     atomic.Int64
+	digest   hash.Hash // SHA-256 of the body as read, when a hook wants digests
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := b.in.Body.Read(p)
 	b.read.Add(int64(n))
+	if b.digest != nil {
+		b.digest.Write(p[:n])
+	}
 	if err == io.EOF && b.trailers != nil {
 		for k, vv := range b.in.Trailer {
 			b.trailers[k] = vv
