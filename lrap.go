@@ -39,6 +39,11 @@ type Options struct {
 	// Hooks run on every invocation, in order (see package hook). None
 	// means every body streams straight through, untouched.
 	Hooks []hook.Hook
+	// LoadHooks, when set, builds more hooks from the configuration (the
+	// stock binary's built-in hooks); they run after Hooks. An error is a
+	// configuration error: reported as Extension.ConfigInvalid, and lrap
+	// exits. It is called once, after registration.
+	LoadHooks func(env func(string) (string, bool)) ([]hook.Hook, error)
 }
 
 // registerTimeout bounds registration: the Extensions API answers it at once
@@ -94,6 +99,15 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 
+	hooks := opts.Hooks
+	if cfgErr == nil && opts.LoadHooks != nil {
+		loaded, err := opts.LoadHooks(env)
+		if err != nil {
+			cfgErr = err
+		}
+		hooks = append(hooks[:len(hooks):len(hooks)], loaded...)
+	}
+
 	switch {
 	case cfgErr != nil:
 		return initFailed(ctx, log, client, runtimeapi.ExtensionConfigInvalid, cfgErr)
@@ -102,7 +116,7 @@ func Run(ctx context.Context, opts Options) error {
 			fmt.Errorf("listen on %s: %w", cfg.ListenAddr, lnErr))
 	}
 
-	px, err := proxy.New(proxy.Config{Upstream: cfg.Upstream, Logger: log, Hooks: opts.Hooks, BufferLimit: cfg.BufferLimit})
+	px, err := proxy.New(proxy.Config{Upstream: cfg.Upstream, Logger: log, Hooks: hooks, BufferLimit: cfg.BufferLimit})
 	if err != nil {
 		ln.Close()
 		return initFailed(ctx, log, client, runtimeapi.ExtensionConfigInvalid, err)
