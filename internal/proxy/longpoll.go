@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sync"
@@ -17,28 +18,50 @@ import (
 // invocation hangs until its timeout (runtime-api-notes.md T3). Managed
 // Instances keep the dead slot queued and route an invocation to it.
 //
-// lrap therefore never ties an upstream long poll to the runtime request that
-// started it. A poll whose runtime request went away becomes an orphan; the
-// runtime's next poll with the same key adopts the oldest orphan instead of
-// starting another upstream poll, and receives its answer, whether it already
-// arrived or not. Each upstream answer is relayed exactly once.
+// lrap therefore keeps upstream polls apart from the runtime requests
+// waiting for them. Per key, lrap keeps at least as many upstream polls in
+// flight as there are runtime requests waiting. Each upstream answer goes to
+// the newest waiter still connected; with none it is kept and handed to the
+// next runtime request at once. A waiter that leaves does not cancel any
+// upstream poll, so an answer is never lost to lrap, and each answer is
+// handed out exactly once.
+//
+// Newest first, because a runtime that abandons a poll does so before it
+// polls again: when lrap has not yet noticed the first connection close, the
+// older waiter is the dead one. (Waiters of one key are interchangeable: any
+// worker may take any event.) What no HTTP server can tell apart is an
+// answer that arrives in the very instant between a runtime closing its only
+// waiting connection and the server noticing it; that answer goes out on
+// the closed connection.
 
-// poll is one upstream long poll. done is closed once resp or err is set.
-type poll struct {
-	done chan struct{}
+// answer is the outcome of one upstream long poll.
+type answer struct {
 	resp *http.Response
 	err  error
 	// event is the invocation behind a /next answer, when hooks track them.
 	event *tracked
 }
 
-// pollQueue holds orphaned polls per key, oldest first.
-type pollQueue struct {
-	mu      sync.Mutex
-	orphans map[string][]*poll
+// waiter is one runtime request waiting for an answer.
+type waiter struct {
+	ctx context.Context
+	ch  chan *answer // buffered: the dispatcher never blocks on it
 }
 
-func newPollQueue() *pollQueue { return &pollQueue{orphans: make(map[string][]*poll)} }
+// pollState is the per-key bookkeeping. Invariant: inFlight >= len(waiters).
+type pollState struct {
+	waiters  []*waiter
+	inFlight int
+	ready    []*answer // answers that arrived with no waiter connected
+}
+
+// pollQueue holds the long-poll state of every key.
+type pollQueue struct {
+	mu    sync.Mutex
+	state map[string]*pollState
+}
+
+func newPollQueue() *pollQueue { return &pollQueue{state: make(map[string]*pollState)} }
 
 // longPollKey says whether r is a long poll and which polls can stand in for
 // each other: all /next calls are interchangeable (any worker may take any
@@ -56,115 +79,149 @@ func longPollKey(r *http.Request) (string, bool) {
 	return "", false
 }
 
-// adopt takes the oldest orphan for key, skipping ones that already failed
-// (their failure belongs to a request nobody waits for any more).
-func (q *pollQueue) adopt(key string) *poll {
+func (q *pollQueue) stateLocked(key string) *pollState {
+	st := q.state[key]
+	if st == nil {
+		st = &pollState{}
+		q.state[key] = st
+	}
+	return st
+}
+
+// join enqueues a waiter for key. It returns an answer at once when one is
+// ready, and otherwise whether the caller must start an upstream poll to
+// keep inFlight >= waiters.
+func (q *pollQueue) join(key string, w *waiter) (ready *answer, startPoll bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	list := q.orphans[key]
-	for len(list) > 0 {
-		pl := list[0]
-		list[0] = nil
-		list = list[1:]
-		if isDone(pl) && pl.err != nil {
-			continue
-		}
-		q.set(key, list)
-		return pl
+	st := q.stateLocked(key)
+	if len(st.ready) > 0 {
+		a := st.ready[0]
+		st.ready[0] = nil
+		st.ready = st.ready[1:]
+		return a, false
 	}
-	q.set(key, list)
-	return nil
+	st.waiters = append(st.waiters, w)
+	if st.inFlight < len(st.waiters) {
+		st.inFlight++
+		return nil, true
+	}
+	return nil, false
 }
 
-func (q *pollQueue) set(key string, list []*poll) {
-	if len(list) == 0 {
-		delete(q.orphans, key)
+// leave removes a waiter whose runtime went away. An answer already handed
+// to it goes back to the front of the line: it is older than any other.
+func (q *pollQueue) leave(key string, w *waiter) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	st := q.stateLocked(key)
+	for i, x := range st.waiters {
+		if x == w {
+			st.waiters = append(st.waiters[:i], st.waiters[i+1:]...)
+			return
+		}
+	}
+	select {
+	case a := <-w.ch:
+		q.dispatchLocked(st, a, true)
+	default:
+	}
+}
+
+// finish hands the answer of one upstream poll to the newest connected
+// waiter, or keeps it for the next runtime request.
+func (q *pollQueue) finish(key string, a *answer) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	st := q.stateLocked(key)
+	st.inFlight--
+	q.dispatchLocked(st, a, false)
+}
+
+func (q *pollQueue) dispatchLocked(st *pollState, a *answer, front bool) {
+	for n := len(st.waiters); n > 0; n = len(st.waiters) {
+		w := st.waiters[n-1]
+		st.waiters[n-1] = nil
+		st.waiters = st.waiters[:n-1]
+		if w.ctx.Err() == nil {
+			w.ch <- a
+			return
+		}
+		// That runtime left; its leave() will find it gone.
+	}
+	if a.err != nil {
+		// A failure nobody waits for is nobody's: the next poll starts
+		// afresh rather than inheriting it.
 		return
 	}
-	q.orphans[key] = list
-}
-
-func (q *pollQueue) orphan(key string, pl *poll) {
-	q.mu.Lock()
-	q.orphans[key] = append(q.orphans[key], pl)
-	q.mu.Unlock()
-}
-
-// closeAll releases the answers no runtime will adopt any more.
-func (q *pollQueue) closeAll() {
-	q.mu.Lock()
-	orphans := q.orphans
-	q.orphans = make(map[string][]*poll)
-	q.mu.Unlock()
-	for _, list := range orphans {
-		for _, pl := range list {
-			go func() {
-				<-pl.done
-				if pl.resp != nil {
-					pl.resp.Body.Close()
-				}
-			}()
-		}
+	if front {
+		st.ready = append([]*answer{a}, st.ready...)
+	} else {
+		st.ready = append(st.ready, a)
 	}
 }
 
-func isDone(pl *poll) bool {
-	select {
-	case <-pl.done:
-		return true
-	default:
-		return false
+// closeAll releases the answers no runtime will take any more.
+func (q *pollQueue) closeAll() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, st := range q.state {
+		for _, a := range st.ready {
+			a.resp.Body.Close()
+		}
+		st.ready = nil
 	}
 }
 
 var errShuttingDown = errors.New("lrap is shutting down")
 
-// serveLongPoll answers a long poll from an adopted orphan or a new upstream
-// poll, and orphans the poll if the runtime goes away first.
+// serveLongPoll answers a runtime long poll with the next upstream answer
+// for its key.
 func (p *Proxy) serveLongPoll(w http.ResponseWriter, r *http.Request, key string, out *http.Request) (int, int64, error) {
-	pl := p.polls.adopt(key)
-	if pl != nil {
-		p.log.Debug("long poll adopted an earlier abandoned one", "path", pathOf(r.RequestURI))
-	} else {
-		pl = &poll{done: make(chan struct{})}
-		go p.runPoll(pl, out.WithContext(p.life))
+	wt := &waiter{ctx: r.Context(), ch: make(chan *answer, 1)}
+	a, startPoll := p.polls.join(key, wt)
+	if startPoll {
+		go p.runPoll(key, out.WithContext(p.life))
 	}
-	select {
-	case <-pl.done:
-	case <-r.Context().Done():
-		p.polls.orphan(key, pl)
-		p.log.Debug("runtime abandoned a long poll; kept for its next one", "path", pathOf(r.RequestURI))
-		return 0, 0, nil
+	if a == nil {
+		select {
+		case a = <-wt.ch:
+		case <-r.Context().Done():
+			p.polls.leave(key, wt)
+			p.log.Debug("runtime left a long poll; its answer goes to the next one", "path", pathOf(r.RequestURI))
+			return 0, 0, nil
+		}
 	}
-	if pl.err != nil {
+	if a.err != nil {
 		if p.life.Err() != nil {
 			return 0, 0, errShuttingDown
 		}
-		p.unavailable(w, out, pl.err)
+		p.unavailable(w, out, a.err)
 		return http.StatusBadGateway, 0, nil
 	}
 	delivered := time.Now()
-	n, err := p.relayResponse(w, pl.resp)
-	if pl.event != nil {
-		p.chain.tracker.markDelivered(pl.event, delivered, n, eventDigest(pl.resp.Body))
+	n, err := p.relayResponse(w, a.resp)
+	if a.event != nil {
+		p.chain.tracker.markDelivered(a.event, delivered, n, eventDigest(a.resp.Body))
 	}
-	return pl.resp.StatusCode, n, err
+	return a.resp.StatusCode, n, err
 }
 
-// runPoll polls upstream until it has an answer for the runtime. An event
-// a hook rejects was failed upstream and never reaches the runtime: the
-// poll goes on in its place.
-func (p *Proxy) runPoll(pl *poll, out *http.Request) {
-	defer close(pl.done)
+// runPoll polls upstream until it has an answer for a runtime. An event a
+// hook rejects was failed upstream and never reaches the runtime: the poll
+// goes on in its place.
+func (p *Proxy) runPoll(key string, out *http.Request) {
+	a := &answer{}
+	defer func() { p.polls.finish(key, a) }()
 	hooked := p.chain != nil && out.URL.Opaque == runtimeapi.PathNext
 	for {
-		pl.resp, pl.err = p.roundTrip(out, nil)
-		if !hooked || pl.err != nil || pl.resp.StatusCode != http.StatusOK {
+		a.resp, a.err = p.roundTrip(out, nil)
+		if !hooked || a.err != nil || a.resp.StatusCode != http.StatusOK {
 			return
 		}
-		t, rejected := p.processEvent(p.life, pl.resp)
+		t, rejected := p.processEvent(p.life, a.resp)
 		if !rejected {
-			pl.event = t
+			a.event = t
 			return
 		}
 	}

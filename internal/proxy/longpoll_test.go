@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lrap/lrap/internal/proxy"
 )
 
 const nextPath = "/2018-06-01/runtime/invocation/next"
@@ -117,7 +121,8 @@ func TestAbandonedNextHandsEventToNextPoll(t *testing.T) {
 		t.Run(fmt.Sprintf("event_arrives_before_repoll=%v", eventFirst), func(t *testing.T) {
 			c := &classicNext{}
 			up := newUpstream(t, c.handle)
-			addr := startLrap(t, up.addr())
+			logs := &lineLog{}
+			addr := startLrap(t, up.addr(), func(cfg *proxy.Config) { cfg.Logger = logs.logger() })
 			client := runtimeClient()
 
 			ctx, cancel := context.WithCancel(ctxT(t))
@@ -130,6 +135,10 @@ func TestAbandonedNextHandsEventToNextPoll(t *testing.T) {
 			waitFor(t, func() bool { return c.polls.Load() == 1 })
 			cancel()
 			<-abandoned
+			// lrap must have seen the runtime leave: an answer arriving in
+			// the instant before that goes to the closed connection, which
+			// no HTTP server can tell from a live one.
+			waitFor(t, func() bool { return logs.contains("runtime left a long poll") })
 			if eventFirst {
 				c.deliver(t, "evt-1")
 				time.Sleep(20 * time.Millisecond) // let the orphaned answer land
@@ -176,6 +185,34 @@ func TestAbandonedNextHandsEventToNextPoll(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lineLog collects log messages for tests that wait on what lrap noticed.
+type lineLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *lineLog) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.msgs = append(l.msgs, string(p))
+	l.mu.Unlock()
+	return len(p), nil
+}
+
+func (l *lineLog) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range l.msgs {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func waitFor(t *testing.T, cond func() bool) {
