@@ -211,12 +211,14 @@ func checkHostPort(v string) error {
 	return nil
 }
 
+// pointsAtSelf reports whether hostport dials lrap's own listener, in any
+// spelling Go's dialer accepts: "LOCALHOST", "127.0.0.2", "[::1]", "09009".
 func pointsAtSelf(hostport string, port int) bool {
 	host, p, _ := net.SplitHostPort(hostport)
-	if p != strconv.Itoa(port) {
+	if n, err := strconv.Atoi(p); err != nil || n != port {
 		return false
 	}
-	if host == "localhost" {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
