@@ -8,7 +8,9 @@ import (
 
 func newWaiter(ctx context.Context) *waiter { return &waiter{ctx: ctx, ch: make(chan *answer, 1)} }
 
-func answerFor(status int) *answer { return &answer{resp: &http.Response{StatusCode: status, Body: http.NoBody}} }
+func answerFor(status int) *answer {
+	return &answer{resp: &http.Response{StatusCode: status, Body: http.NoBody}}
+}
 
 func received(w *waiter) *answer {
 	select {
