@@ -159,14 +159,18 @@ func (c *chain) call(ctx context.Context, h *hook.Hook, point string, inv *hook.
 	}()
 	select {
 	case r := <-done:
-		if r.failure == "" {
-			adoptMessage(msg, private)
+		// A result that raced the deadline is an overrun all the same: the
+		// budget is the contract, whichever channel select happened to pick.
+		if ctx.Err() == nil {
+			if r.failure == "" {
+				adoptMessage(msg, private)
+			}
+			return r.v, r.failure
 		}
-		return r.v, r.failure
 	case <-ctx.Done():
-		c.stats.Overruns.Add(1)
-		return hook.Continue, fmt.Sprintf("exceeded its budget of %v", budget)
 	}
+	c.stats.Overruns.Add(1)
+	return hook.Continue, fmt.Sprintf("exceeded its budget of %v", budget)
 }
 
 func (c *chain) protected(ctx context.Context, h *hook.Hook, point string,

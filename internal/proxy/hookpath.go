@@ -254,8 +254,15 @@ func (p *Proxy) forwardResult(w http.ResponseWriter, r *http.Request, out *http.
 			digest = body.digest.Sum(nil)
 		}
 	}
-	if len(buffered) > 0 || msg.BodyChanged() {
+	if msg.BodyChanged() {
+		// The result that crossed lrap is the changed one: size and digest
+		// must describe it, never the original (a redacted secret's digest
+		// would let anyone test guesses of it).
 		size = int64(len(msg.Body))
+		if digest != nil {
+			sum := sha256.Sum256(msg.Body)
+			digest = sum[:]
+		}
 	}
 	p.endInvocation(c.tracker.take(id, start), outcome, errorType, "", size, digest)
 	return resp.StatusCode, n, err

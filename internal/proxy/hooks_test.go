@@ -453,3 +453,35 @@ func TestAbandonedHookCannotChangeTheMessage(t *testing.T) {
 		t.Errorf("the abandoned hook's late write leaked: runtime got %q, X-Late %q", event, h.Get("X-Late"))
 	}
 }
+
+// When a hook changes a result, End describes what crossed lrap: the size
+// and digest of the changed body, never of the original (a redacted secret's
+// digest would let anyone test guesses of it).
+func TestEndDescribesTheChangedResult(t *testing.T) {
+	ends := make(chan *hook.End, 1)
+	api, addr, px := hooked(t, fakeapi.Classic, hook.Hook{
+		Name: "mask", NeedsBody: true, Digests: true,
+		OnResponse: func(_ context.Context, _ *hook.Invocation, m *hook.Message) hook.Verdict {
+			m.SetBody([]byte(`{"pin":"***"}`))
+			return hook.Continue
+		},
+		OnEnd: func(_ *hook.Invocation, e *hook.End) { ends <- e },
+	})
+	pending := api.Enqueue(fakeapi.Invocation{Payload: []byte(`{}`)})
+	client := runtimeClient()
+	id, _, _ := nextEvent(t, client, addr)
+	if status, _ := postResult(t, client, addr, id, "response", []byte(`{"pin":"1234"}`), nil); status != 202 {
+		t.Fatalf("status %d", status)
+	}
+	if _, err := pending.Wait(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := px.Shutdown(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	e := <-ends
+	want := sha256.Sum256([]byte(`{"pin":"***"}`))
+	if e.ResultBytes != int64(len(`{"pin":"***"}`)) || !bytes.Equal(e.ResultSHA256, want[:]) {
+		t.Errorf("end has %d bytes, digest %x; want the changed body's %d bytes and digest %x", e.ResultBytes, e.ResultSHA256, len(`{"pin":"***"}`), want)
+	}
+}
