@@ -22,7 +22,7 @@ RIE_PKG := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-r
 BUILD_FLAGS := -trimpath -ldflags "-s -w"
 GO_SOURCES := $(shell find . -name '*.go' -not -path './test/*' -not -path './.cache/*') go.mod
 
-.PHONY: all build cross demo test unit lint e2e tools clean
+.PHONY: all build cross demo test unit lint e2e tools clean bench bench-quick bench-micro
 
 all: build
 
@@ -74,6 +74,19 @@ unit:
 
 e2e: $(TOOLS)/aws-lambda-rie
 	LRAP_E2E_RIE_DIR=$(TOOLS) $(GO) test -count=1 -v ./test/e2e/
+
+# lrap vs no proxy vs a plain httputil.ReverseProxy, interleaved in one run
+# (about 1.5 min on 2 cores). Writes bench/results/latest/ and the generated
+# section of BENCHMARKS.md.
+bench:
+	$(GO) run ./cmd/lrap-bench -go $(GO) -out bench/results/latest -doc BENCHMARKS.md
+
+# Smoke run of the benchmark itself, a few seconds; figures not asserted.
+bench-quick:
+	$(GO) run ./cmd/lrap-bench -go $(GO) -quick
+
+bench-micro:
+	$(GO) test -run '^$$' -bench Cycle -benchmem ./internal/proxy
 
 clean:
 	rm -rf bin dist
