@@ -3,7 +3,8 @@
 // Run is the whole extension: it binds 127.0.0.1:LRAP_LISTENER_PORT, registers
 // with the Extensions API for SHUTDOWN, forwards every Runtime API call of the
 // function's runtime to the real API, and exits 0 after draining on SHUTDOWN.
-// The stock binary, cmd/lrap, is Run with default options.
+// The stock binary, cmd/lrap, is Run with the built-in hooks that LRAP_HOOKS
+// selects (Options.LoadHooks).
 package lrap
 
 import (
