@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +81,7 @@ func Build(env func(string) (string, bool), section json.RawMessage) (hook.Hook,
 // load reads the section, then lets the environment override it.
 func load(env func(string) (string, bool), section json.RawMessage) (Config, error) {
 	var cfg Config
-	keys, err := sectionKeys(section, "payloads", "payloadMaxBytes")
+	keys, err := config.SectionKeys(Name, section, "payloads", "payloadMaxBytes")
 	if err != nil {
 		return cfg, err
 	}
@@ -347,39 +346,6 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
-}
-
-// sectionKeys splits a config-file section into its keys, refusing keys the
-// hook does not know.
-func sectionKeys(section json.RawMessage, known ...string) (map[string]json.RawMessage, error) {
-	if len(section) == 0 || string(section) == "null" {
-		return nil, nil
-	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(section, &keys); err != nil {
-		return nil, configError("LRAP_CONFIG " + Name + ": the section must be an object")
-	}
-	var unknown []string
-	for k := range keys {
-		if !contains(known, k) {
-			unknown = append(unknown, strconv.Quote(k))
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return nil, configError("LRAP_CONFIG " + Name + ": unknown key " + strings.Join(unknown, ", ") +
-			" (accepted: " + strings.Join(known, ", ") + ")")
-	}
-	return keys, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // configError is a configuration error; like lrap's own, it wraps

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/lrap/lrap/internal/config"
 )
 
 // settingNames says how to name each setting in an error: by the variable
@@ -75,7 +77,7 @@ func load(env func(string) (string, bool), section json.RawMessage) (Config, set
 	}
 	if v, ok := get("LRAP_FIREWALL_MAX_BYTES"); ok {
 		names.maxBytes = "LRAP_FIREWALL_MAX_BYTES"
-		n, err := parseBytes(v)
+		n, err := config.ParseBytes(v)
 		if err != nil || n > MaxMaxBytes {
 			errs = append(errs, invalid(names.maxBytes, strconv.Quote(v), Settings[0].Accepted, nil))
 		} else {
@@ -233,20 +235,4 @@ func short(raw []byte) string {
 		s = s[:57] + "..."
 	}
 	return s
-}
-
-// parseBytes reads "1048576", "256KiB" or "6MiB", as LRAP_BUFFER_LIMIT does.
-func parseBytes(v string) (int64, error) {
-	unit := int64(1)
-	switch {
-	case strings.HasSuffix(v, "MiB"):
-		unit, v = 1<<20, strings.TrimSuffix(v, "MiB")
-	case strings.HasSuffix(v, "KiB"):
-		unit, v = 1<<10, strings.TrimSuffix(v, "KiB")
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n < 0 || n > (1<<40)/unit {
-		return 0, errors.New("not a byte count")
-	}
-	return n * unit, nil
 }

@@ -129,7 +129,7 @@ func Load(env Lookup) (Config, error) {
 	}
 	cfg.BufferLimit = 6 << 20
 	if v, ok := env("LRAP_BUFFER_LIMIT"); ok && v != "" {
-		n, err := parseBytes(v)
+		n, err := ParseBytes(v)
 		if err != nil || n < 1024 || n > 200<<20 {
 			errs = append(errs, invalid("LRAP_BUFFER_LIMIT", v, settingAccepted("LRAP_BUFFER_LIMIT"), nil))
 		} else {
@@ -139,8 +139,9 @@ func Load(env Lookup) (Config, error) {
 	return cfg, errors.Join(errs...)
 }
 
-// parseBytes reads "1048576", "1024KiB" or "6MiB".
-func parseBytes(v string) (int64, error) {
+// ParseBytes reads a byte count as lrap's settings write it: "1048576",
+// "1024KiB" or "6MiB".
+func ParseBytes(v string) (int64, error) {
 	unit := int64(1)
 	switch {
 	case strings.HasSuffix(v, "MiB"):
